@@ -59,7 +59,7 @@ def read_meta(root: str | Path) -> pd.DataFrame:
     path = Path(root) / "meta.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: meta.csv not found; is {root} a TotalSegmentator dataset folder?")
-    meta = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype={"image_id": str, "institute": str})
+    meta = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype={"image_id": str, "institute": str, "gender": str})
     meta.columns = [c.strip() for c in meta.columns]
     missing = [c for c in META_COLUMNS if c not in meta.columns]
     if missing:
@@ -130,7 +130,7 @@ def covers_abdomen(root: Path, scan_id: str, study_type: str, organs: Sequence[s
         return True
     for organ in organs:
         info = inspect_mask(mask_path(root, scan_id, organ), min_voxels=0)
-        if info.status in ("present", "too_small"):
+        if info.status == "present":
             return True
     return False
 

@@ -56,8 +56,10 @@ def load_volume(path: str | Path, *, dtype: type | None = None) -> Volume:
     """Load a 3D NIfTI file and reorient it to closest canonical RAS+.
 
     A 4D file whose fourth axis has length 1 is squeezed; any other
-    dimensionality, an unreadable file (missing, corrupt gzip, truncated) or a
-    non-finite affine raises :class:`VolumeError` naming the file.
+    dimensionality, an unreadable file (missing, not NIfTI, not gzip,
+    truncated) or a non-finite affine raises :class:`VolumeError` naming the
+    file. (Bytes flipped inside a gzip stream can go unnoticed: nibabel stops
+    reading before the gzip checksum at the end.)
     """
     path = Path(path)
     if not path.is_file():
@@ -100,7 +102,8 @@ def check_same_grid(ct: Volume, mask: Volume, *, atol: float = 1e-3) -> None:
 def to_original(volume: Volume, data: np.ndarray) -> nib.Nifti1Image:
     """Wrap canonical-orientation ``data`` as an image on the file's original grid."""
     canon = nib.Nifti1Image(data, volume.affine)
-    return canon.as_reoriented(volume.original_ornt)
+    ras = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    return canon.as_reoriented(nib.orientations.ornt_transform(ras, volume.original_ornt))
 
 
 def window_to_uint8(hu: np.ndarray, level: float, width: float) -> np.ndarray:
