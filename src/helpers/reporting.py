@@ -130,7 +130,9 @@ def save_table(
         for s in warn:
             fh.write(f"# {s}\n")
         df.to_csv(fh, index=False)
-    paths["md"].write_text(f"**{full_caption}**\n\n" + df.to_markdown(index=False) + "\n")
+    shown = df.astype(object).where(df.notna(), None)  # NaN / <NA> print as "n/a"
+    md = shown.to_markdown(index=False, floatfmt=".4g", missingval="n/a")
+    paths["md"].write_text(f"**{full_caption}**\n\n{md}\n")
     latex = df.to_latex(index=False, caption=full_caption, label=f"tab:{name}", na_rep="n/a", escape=True)
     paths["tex"].write_text(latex)
     return paths

@@ -40,6 +40,7 @@ __all__ = [
     "ALL_ORGANS",
     "APPROACHES",
     "format_mean_sd",
+    "mean_sd_grid",
     "spearman",
     "summary",
     "table2",
@@ -540,3 +541,14 @@ def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
         return "n/a"
     sd_text = "n/a" if pd.isna(sd) else f"{sd:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd_text}"
+
+
+def mean_sd_grid(desc: pd.DataFrame, columns: str = "approach", digits: int = 3) -> pd.DataFrame:
+    """Organ x ``columns`` grid of ``"mean ± sd"`` strings (the paper's layout of Table 2).
+
+    ``desc`` is the descriptive table of :func:`table2` (columns organ,
+    approach, mean, sd, ...). Row and column order follow ``desc``.
+    """
+    text = desc.assign(value=[format_mean_sd(m, s, digits) for m, s in zip(desc["mean"], desc["sd"])])
+    grid = text.pivot(index="organ", columns=columns, values="value")
+    return grid.reindex(index=desc["organ"].unique(), columns=desc[columns].unique()).reset_index()

@@ -1,0 +1,241 @@
+"""The inference grid (notebook 03): every organ x approach (+ ablation) of every scan.
+
+A *run* is one (scan, organ, approach, negatives). Its products, written
+atomically into ``outputs/<run>/predictions/<scan>/``:
+
+* ``<organ>__<approach>__<neg|noneg>.nii.gz``: the predicted mask on the CT's
+  own grid and affine (uint8);
+* ``<organ>__<approach>__<neg|noneg>.json``: its result row (prompts, seed,
+  model, checkpoint sha256, seconds, ...), written last: a run whose JSON
+  exists is finished and is never recomputed.
+
+A run or a whole scan that fails (unreadable file, out of memory, ...) is
+recorded with its error (``status = "failed"``, not saved as finished, so a
+later call retries it) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterable
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from helpers.download import sha256sum
+from helpers.inference import ModelInfo, ScanVideo, StudyVideoPredictor, build_predictor, select_device
+from helpers.layout import RunLayout
+from helpers.models import MODELS, resolve_checkpoint
+from helpers.params import StudyParams
+from helpers.preprocess import load_scan, read_frames_meta
+from helpers.prompts import Prompts, prompt_rng, sample_prompts
+from helpers.volumes import image_to_slice, slice_to_image, to_original
+
+RUN_COLUMNS = ["scan_id", "organ", "approach", "negatives", "start_slice"]
+
+
+def run_key(organ: str, approach: str, negatives: bool) -> str:
+    """File stem of one run's products."""
+    return f"{organ}__{approach}__{'neg' if negatives else 'noneg'}"
+
+
+def plan_runs(geometry: pd.DataFrame, approaches: Iterable[str], ablation_approaches: Iterable[str]) -> pd.DataFrame:
+    """All runs of the grid: every organ x approach with negatives, plus the
+    runs without negatives for ``ablation_approaches``; start slices from the
+    geometry table of notebook 02 (columns ``z_<approach>``)."""
+    rows = []
+    ablation = set(ablation_approaches)
+    for g in geometry.itertuples(index=False):
+        for approach in approaches:
+            for negatives in (True, False) if approach in ablation else (True,):
+                rows.append(
+                    {
+                        "scan_id": g.scan_id,
+                        "organ": g.organ,
+                        "approach": approach,
+                        "negatives": negatives,
+                        "start_slice": int(getattr(g, f"z_{approach}")),
+                    }
+                )
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def result_path(layout: RunLayout, scan_id: str, organ: str, approach: str, negatives: bool) -> Path:
+    return layout.predictions_dir / scan_id / f"{run_key(organ, approach, negatives)}.json"
+
+
+def load_model(params: StudyParams) -> tuple[StudyVideoPredictor, ModelInfo]:
+    """Resolve the checkpoint (download if needed) and build the predictor."""
+    path = resolve_checkpoint(params.model, params.checkpoint, params.cache_dir)
+    if path is None:
+        sha = "random"
+    elif params.checkpoint == "official":
+        sha = MODELS[params.model].sha256
+    else:
+        sha = sha256sum(path)
+    return build_predictor(
+        params.model,
+        path,
+        image_size=params.image_size,
+        device=select_device(params.device),
+        seed=params.seed,
+        checkpoint_sha256=sha,
+    )
+
+
+def _frames_to_volume(masks: np.ndarray, slices: list[int], shape: tuple[int, int, int]) -> np.ndarray:
+    """Frame masks ``(frames, rows, cols)`` back onto the canonical CT grid."""
+    vol = np.zeros(shape, dtype=np.uint8)
+    for frame, z in enumerate(slices):
+        vol[:, :, z] = image_to_slice(masks[frame])
+    return vol
+
+
+def _failed_row(run: dict, info: ModelInfo, exc: BaseException) -> dict:
+    return {**run, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "model": info.model}
+
+
+def run_scan(
+    scan_id: str,
+    runs: pd.DataFrame,
+    params: StudyParams,
+    predictor: StudyVideoPredictor,
+    info: ModelInfo,
+    *,
+    reuse_features: bool | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Do every unfinished run of one scan; returns all its result rows.
+
+    With feature reuse (the default, from ``params.reuse_features``) the scan's
+    slices are encoded once and shared by all its runs; without, each run
+    gets a fresh SAM 2 state, exactly as the official usage.
+    """
+    layout = params.layout
+    reuse = params.reuse_features if reuse_features is None else reuse_features
+    runs = runs[runs["scan_id"] == scan_id]
+    rows: list[dict] = []
+    pending = []
+    for run in runs.to_dict("records"):
+        done = result_path(layout, scan_id, run["organ"], run["approach"], run["negatives"])
+        if done.is_file():
+            rows.append(json.loads(done.read_text()))
+        else:
+            pending.append(run)
+    if not pending:
+        return rows
+    try:
+        scan = load_scan(params.dataset_root, scan_id, sorted({r["organ"] for r in pending}))
+        frames_dir = layout.frames_dir(scan_id)
+        meta = read_frames_meta(frames_dir)
+        video = ScanVideo(predictor, frames_dir, reuse_features=True) if reuse else None
+    except Exception as exc:  # noqa: BLE001 - a broken scan is recorded, the grid goes on
+        return rows + [_failed_row(r, info, exc) for r in pending]
+    slices: list[int] = meta["slices"]
+    prompts_cache: dict[tuple[str, str], Prompts] = {}
+    for run in tqdm(pending, desc=f"runs {scan_id}", leave=False, disable=not progress):
+        organ, approach, negatives = run["organ"], run["approach"], bool(run["negatives"])
+        try:
+            z = int(run["start_slice"])
+            if z not in slices:
+                raise ValueError(f"start slice {z} is outside the frames of {frames_dir}")
+            key = (organ, approach)
+            if key not in prompts_cache:
+                prompts_cache[key] = sample_prompts(
+                    slice_to_image(scan.masks[organ][:, :, z]),
+                    n_positive=params.n_positive,
+                    n_negative=params.n_negative,
+                    min_distance=params.negative_min_distance,
+                    max_distance=params.negative_max_distance,
+                    rng=prompt_rng(params.seed, scan_id, organ, approach),
+                )
+            prompts = prompts_cache[key] if negatives else prompts_cache[key].positives_only()
+            enc0 = predictor.encoder_seconds
+            t0 = time.perf_counter()
+            runner = video if video is not None else ScanVideo(predictor, frames_dir, reuse_features=False)
+            masks = runner.segment(slices.index(z), prompts, params.max_frames_per_direction)
+            seconds = time.perf_counter() - t0
+            pred = _frames_to_volume(masks, slices, scan.ct.shape)
+            stem = run_key(organ, approach, negatives)
+            pred_path = layout.predictions_dir / scan_id / f"{stem}.nii.gz"
+            img = to_original(scan.ct, pred)
+            img.set_data_dtype(np.uint8)
+            _atomic_write(pred_path, lambda tmp: nib.save(img, str(tmp)))  # tmp keeps .nii.gz
+            row = {
+                **run,
+                "negatives": negatives,
+                "start_frame": slices.index(z),
+                "n_frames": len(slices),
+                "n_positive": prompts.n_positive,
+                "n_negative": prompts.n_negative,
+                "prompts": prompts.to_json(),
+                "seed": params.seed,
+                **{k: v for k, v in asdict(info).items()},
+                "weights": "random" if info.random_weights else "pretrained",
+                "max_frames_per_direction": params.max_frames_per_direction,
+                "reuse_features": reuse,
+                "pred_voxels": int(pred.sum()),
+                "pred_path": str(pred_path.relative_to(layout.run_dir)),
+                "seconds": round(seconds, 3),
+                "encoder_seconds": round(predictor.encoder_seconds - enc0, 3),
+                "status": "ok",
+                "error": "",
+            }
+            _atomic_write(
+                result_path(layout, scan_id, organ, approach, negatives),
+                lambda tmp: tmp.write_text(json.dumps(row, indent=1)),
+            )
+            rows.append(row)
+        except Exception as exc:  # noqa: BLE001 - recorded per run; the grid goes on
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            row = _failed_row(run, info, exc)
+            row["traceback"] = traceback.format_exc(limit=5)
+            rows.append(row)
+    return rows
+
+
+def run_grid(
+    params: StudyParams,
+    runs: pd.DataFrame,
+    predictor: StudyVideoPredictor,
+    info: ModelInfo,
+    *,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the grid scan by scan in this process and write ``results.csv``."""
+    rows: list[dict] = []
+    scans = sorted(runs["scan_id"].unique())
+    for scan_id in tqdm(scans, desc="scans", disable=not progress):
+        rows += run_scan(scan_id, runs, params, predictor, info, progress=progress)
+    return write_results(rows, params.layout)
+
+
+def write_results(rows: list[dict], layout: RunLayout) -> pd.DataFrame:
+    """Gather result rows into ``results.csv`` (sorted, one row per run)."""
+    results = pd.DataFrame(rows)
+    if len(results):
+        results = results.sort_values(["scan_id", "organ", "approach", "negatives"], ignore_index=True)
+    _atomic_write(layout.results, lambda tmp: results.to_csv(tmp, index=False))
+    return results
