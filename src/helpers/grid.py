@@ -36,7 +36,7 @@ from helpers.inference import ModelInfo, ScanVideo, StudyVideoPredictor, build_p
 from helpers.layout import RunLayout
 from helpers.models import MODELS, resolve_checkpoint
 from helpers.params import StudyParams
-from helpers.preprocess import load_scan, read_frames_meta
+from helpers.preprocess import ScanData, load_scan, read_frames_meta
 from helpers.prompts import Prompts, prompt_rng, sample_prompts
 from helpers.volumes import image_to_slice, slice_to_image, to_original
 
@@ -104,6 +104,22 @@ def load_model(params: StudyParams) -> tuple[StudyVideoPredictor, ModelInfo]:
     )
 
 
+def case_prompts(params: StudyParams, scan: ScanData, organ: str, approach: str, z: int) -> Prompts:
+    """The paper's prompts for one (scan, organ, approach) on canonical slice ``z``.
+
+    Seeded by (run seed, scan, organ, approach); the run without negatives
+    uses ``.positives_only()`` of the same prompts.
+    """
+    return sample_prompts(
+        slice_to_image(scan.masks[organ][:, :, z]),
+        n_positive=params.n_positive,
+        n_negative=params.n_negative,
+        min_distance=params.negative_min_distance,
+        max_distance=params.negative_max_distance,
+        rng=prompt_rng(params.seed, scan.scan_id, organ, approach),
+    )
+
+
 def _frames_to_volume(masks: np.ndarray, slices: list[int], shape: tuple[int, int, int]) -> np.ndarray:
     """Frame masks ``(frames, rows, cols)`` back onto the canonical CT grid."""
     vol = np.zeros(shape, dtype=np.uint8)
@@ -162,14 +178,7 @@ def run_scan(
                 raise ValueError(f"start slice {z} is outside the frames of {frames_dir}")
             key = (organ, approach)
             if key not in prompts_cache:
-                prompts_cache[key] = sample_prompts(
-                    slice_to_image(scan.masks[organ][:, :, z]),
-                    n_positive=params.n_positive,
-                    n_negative=params.n_negative,
-                    min_distance=params.negative_min_distance,
-                    max_distance=params.negative_max_distance,
-                    rng=prompt_rng(params.seed, scan_id, organ, approach),
-                )
+                prompts_cache[key] = case_prompts(params, scan, organ, approach, z)
             prompts = prompts_cache[key] if negatives else prompts_cache[key].positives_only()
             enc0 = predictor.encoder_seconds
             t0 = time.perf_counter()
