@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 VENV="${1:-.venv}"
 PY="$VENV/bin/python"
 "$PY" -m helpers.run params/smoke.yaml
-exec "$PY" -m pytest tests notebooks reports/smoke/04_metrics.ipynb reports/smoke/05_figures.ipynb \
+exec "$PY" -m pytest tests notebooks reports/smoke/04_metrics.ipynb reports/smoke/05_figures_tables.ipynb \
   --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200
