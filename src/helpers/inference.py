@@ -28,6 +28,7 @@ from typing import Iterator
 
 import numpy as np
 import sam2.sam2_video_predictor as _upstream
+import sam2.utils.misc as _upstream_misc
 import torch
 from sam2.build_sam import build_sam2_video_predictor
 from sam2.sam2_video_predictor import SAM2VideoPredictor
@@ -39,8 +40,8 @@ from helpers.prompts import Prompts
 #: Key of the feature store inside a SAM 2 inference state.
 STORE_KEY = "study_feature_store"
 
-# SAM 2 draws one progress bar per propagation call; the study shows its own bars.
-_upstream.tqdm = functools.partial(tqdm, disable=True)
+# SAM 2 draws a progress bar per frame-loading and per propagation call; the study shows its own.
+_upstream.tqdm = _upstream_misc.tqdm = functools.partial(tqdm, disable=True)
 
 
 def select_device(preference: str = "auto") -> torch.device:

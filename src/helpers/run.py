@@ -39,14 +39,15 @@ def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: Sequence[str] | N
 
 def preflight(params: StudyParams) -> None:
     """Fail early, with a clear message, when the model weights cannot be had."""
-    from helpers.models import resolve_checkpoint
+    from helpers.models import MODELS, resolve_checkpoint
 
     try:
         resolve_checkpoint(params.model, params.checkpoint, params.cache_dir)
     except OSError as exc:
+        source = MODELS[params.model].url if params.checkpoint == "official" else params.checkpoint
         raise SystemExit(
-            f"Cannot get the SAM 2 checkpoint for model {params.model!r} ({exc}).\n"
-            "Without internet access, run the smoke configuration instead: "
+            f"Cannot get the SAM 2 checkpoint of model {params.model!r} from {source}: {exc}\n"
+            "Without internet access, run the smoke configuration instead: `make smoke` or "
             "`python -m helpers.run params/smoke.yaml` (random weights: a pipeline check, not results)."
         ) from exc
 
