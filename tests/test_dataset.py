@@ -12,7 +12,7 @@ import pytest
 from helpers.dataset import (
     META_COLUMNS,
     covers_abdomen,
-    ct_path,
+    image_path,
     demographics,
     inspect_mask,
     mask_path,
@@ -57,7 +57,7 @@ def _z_extent(n_voxels: int, z0: int = 2) -> tuple[int, int]:
 
 def _write_scan(root: Path, sid: str, masks: dict[str, np.ndarray | None], *, ct: str = "ok") -> None:
     """One scan; masks maps organ -> array (None: no file). ``ct``: 'ok' or 'corrupt'."""
-    path = ct_path(root, sid)
+    path = image_path(root, sid)
     if ct == "ok":
         rng = np.random.default_rng(sum(map(ord, sid)))
         _save(path, rng.integers(-1000, 1000, SHAPE).astype(np.int16))
@@ -209,7 +209,7 @@ def test_read_meta_comma_separated_is_rejected(tmp_path):
 
 
 def test_inspect_mask_statuses(dataset):
-    ct = load_volume(ct_path(dataset, "c01"))
+    ct = load_volume(image_path(dataset, "c01"))
     present = inspect_mask(mask_path(dataset, "a00", "liver"), MIN_VOXELS)
     assert (present.status, present.n_voxels, present.reason) == ("present", 300, "")
     assert (present.z_min, present.z_max) == _z_extent(300)

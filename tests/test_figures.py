@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from helpers import figures as F  # noqa: E402
 from helpers.cases import best_case_per_organ, largest_difference, load_case  # noqa: E402
-from helpers.dataset import ct_path, mask_path  # noqa: E402
+from helpers.dataset import image_path, mask_path  # noqa: E402
 from helpers.layout import RunLayout  # noqa: E402
 from helpers.metrics import dice  # noqa: E402
 from helpers.reporting import RANDOM_WEIGHTS_STAMP  # noqa: E402
@@ -236,7 +236,7 @@ def fake_run(tmp_path):
     gt = _blob((8, 6, 4), (3, 2.5, 2.5))  # towards the patient's right and front
     pred = _blob((8, 6, 4), (2.5, 2.5, 2.5))
     root = tmp_path / "dataset"
-    ct_file, gt_file = ct_path(root, "s0001"), mask_path(root, "s0001", "liver")
+    ct_file, gt_file = image_path(root, "s0001"), mask_path(root, "s0001", "liver")
     gt_file.parent.mkdir(parents=True)
     nib.save(_lps(ct, SPACING), ct_file)
     nib.save(_lps(gt.astype(np.uint8), SPACING), gt_file)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.dataset import ct_path, mask_path, read_meta
+from helpers.dataset import image_path, mask_path, read_meta
 from helpers.download import ChecksumError
 from helpers.params import ORGANS
 from helpers.preprocess import (
@@ -81,7 +81,7 @@ def frames(scan, tmp_path_factory):
 
 def test_sample_layout(sample_root):
     assert (sample_root / "meta.csv").is_file()
-    assert ct_path(sample_root, SAMPLE_SCAN_ID).is_file()
+    assert image_path(sample_root, SAMPLE_SCAN_ID).is_file()
     seg_dir = sample_root / SAMPLE_SCAN_ID / "segmentations"
     assert sorted(p.name for p in seg_dir.iterdir()) == sorted(f"{o}.nii.gz" for o in ORGANS)
     # Nothing else is left behind: no temporary folders, no upstream copies.
@@ -90,7 +90,7 @@ def test_sample_layout(sample_root):
 
 
 def test_sample_ct_is_int16_with_upstream_values(sample_root):
-    img = nib.load(str(ct_path(sample_root, SAMPLE_SCAN_ID)))
+    img = nib.load(str(image_path(sample_root, SAMPLE_SCAN_ID)))
     assert img.get_data_dtype() == np.int16
     upstream = nib.load(str(MIRROR / CT_NAME))
     np.testing.assert_allclose(img.affine, upstream.affine)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.dataset import ct_path, mask_path
+from helpers.dataset import image_path, mask_path
 from helpers.grid import result_path
 from helpers.layout import RunLayout
 from helpers.metrics import dice
@@ -96,7 +96,7 @@ def load_case(
     """
     dataset_root = Path(dataset_root)
     result = read_result(layout, scan_id, organ, approach, negatives)
-    ct = load_volume(ct_path(dataset_root, scan_id))
+    ct = load_volume(image_path(dataset_root, scan_id))
     gt_vol = load_volume(mask_path(dataset_root, scan_id, organ))
     pred_vol = load_volume(Path(layout.run_dir) / result["pred_path"])
     check_same_grid(ct, gt_vol)

@@ -5,7 +5,7 @@ Works on a folder in the TotalSegmentator layout (v1.0 from Zenodo record
 names for the study organs)::
 
     <root>/meta.csv
-    <root>/<image_id>/ct.nii.gz
+    <root>/<image_id>/ct.nii.gz      (or mri.nii.gz, or a dicom/ series folder)
     <root>/<image_id>/segmentations/<organ>.nii.gz
 
 Selection, in order (each step's count goes into the flow table):
@@ -84,9 +84,19 @@ def mask_path(root: Path, scan_id: str, organ: str) -> Path:
     return Path(root) / scan_id / "segmentations" / f"{organ}.nii.gz"
 
 
-def ct_path(root: Path, scan_id: str) -> Path:
-    """Path of a scan's CT in the TotalSegmentator layout."""
-    return Path(root) / scan_id / "ct.nii.gz"
+#: Where a scan's image may be, in order: the TotalSegmentator CT file, the
+#: TotalSegmentator MR file, a folder holding one DICOM series.
+IMAGE_NAMES: tuple[str, ...] = ("ct.nii.gz", "mri.nii.gz", "dicom")
+
+
+def image_path(root: Path, scan_id: str) -> Path:
+    """Path of a scan's image: the first of :data:`IMAGE_NAMES` that exists
+    (``ct.nii.gz`` when none does, so that the error names the expected file)."""
+    scan_dir = Path(root) / scan_id
+    for name in IMAGE_NAMES:
+        if (scan_dir / name).exists():
+            return scan_dir / name
+    return scan_dir / IMAGE_NAMES[0]
 
 
 @dataclass(frozen=True)
@@ -192,7 +202,7 @@ def select(
     rows = []
     for sid in tqdm(sampled["image_id"], desc="inspect masks", disable=not progress):
         try:
-            ct = load_volume(ct_path(root, sid))
+            ct = load_volume(image_path(root, sid))
         except VolumeError as exc:
             scans.loc[scans["image_id"] == sid, "ct_error"] = str(exc)
             continue

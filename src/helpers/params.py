@@ -61,6 +61,9 @@ class StudyParams:
     #: Masks with this many voxels or fewer are excluded (paper: 100).
     min_mask_voxels: int = 100
     # -- preprocessing (notebook 02) -------------------------------------
+    #: "ct": the HU window below; "mr": a per-volume percentile window (no HU scale).
+    modality: str = "ct"
+    mr_percentiles: tuple[float, float] = (0.5, 99.5)
     window_level: float = 50.0
     window_width: float = 400.0
     jpeg_quality: int = 95
@@ -136,6 +139,8 @@ def _coerce(name: str, value: Any, root: Path) -> Any:
     if name in _PATH_FIELDS:
         p = Path(value).expanduser()
         return p if p.is_absolute() else (root / p).resolve()
+    if name == "mr_percentiles":
+        return tuple(float(q) for q in value)
     if name in ("organs", "ablation_approaches"):
         if isinstance(value, str):
             value = [value]
@@ -201,5 +206,10 @@ def _validate(p: StudyParams, path: Path | None) -> None:
         raise ValueError(f"{where}dataset_version must be 'v1' or 'v2', got {p.dataset_version!r}")
     if not 0 < p.negative_min_distance <= p.negative_max_distance:
         raise ValueError(f"{where}need 0 < negative_min_distance <= negative_max_distance")
+    if p.modality not in ("ct", "mr"):
+        raise ValueError(f"{where}modality must be 'ct' or 'mr', got {p.modality!r}")
+    lo, hi = p.mr_percentiles
+    if not 0 <= lo < hi <= 100:
+        raise ValueError(f"{where}mr_percentiles must satisfy 0 <= low < high <= 100, got {p.mr_percentiles}")
     if p.window_width <= 0:
         raise ValueError(f"{where}window_width must be positive")

@@ -7,6 +7,10 @@ are windowed (:func:`helpers.volumes.window_to_uint8`) and written as
 ``frames.json`` beside them records the frame -> slice index map and the
 settings, so that a prediction can be put back on the CT grid.
 
+An MR scan (``modality="mr"``) has no Hounsfield scale: its frames use a
+per-volume percentile window instead (:func:`helpers.readers.percentile_window`),
+recorded in ``frames.json`` too.
+
 The JPEG quality defaults to 95: OpenCV's default (which the paper's pipeline
 most likely used through ``cv2.imwrite``); it keeps the grey levels of a
 windowed slice within a few units while SAM 2 reads only JPEG.
@@ -26,9 +30,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers.dataset import ct_path, mask_path
+from helpers.dataset import image_path, mask_path
 from helpers.geometry import organ_geometry
-from helpers.volumes import Volume, VolumeError, check_same_grid, load_volume, slice_to_image, window_to_uint8
+from helpers.volumes import Volume, VolumeError, check_same_grid, load_volume, slice_to_image
 
 FRAMES_META = "frames.json"
 
@@ -47,7 +51,7 @@ def load_scan(root: Path, scan_id: str, organs: Sequence[str]) -> ScanData:
 
     Raises :class:`~helpers.volumes.VolumeError` naming the file at fault.
     """
-    ct = load_volume(ct_path(root, scan_id))
+    ct = load_volume(image_path(root, scan_id))
     masks = {}
     for organ in organs:
         vol = load_volume(mask_path(root, scan_id, organ))
@@ -71,31 +75,43 @@ def write_frames(
     scan: ScanData,
     out_dir: Path,
     *,
-    level: float,
-    width: float,
+    level: float | None,
+    width: float | None,
     quality: int,
+    modality: str = "ct",
+    percentiles: Sequence[float] = (0.5, 99.5),
 ) -> dict:
     """Write the scan's slab as SAM 2 JPEG frames into ``out_dir`` (atomic).
 
+    ``modality="ct"`` (default) applies the CT window ``level``/``width``;
+    ``modality="mr"`` ignores them and maps the ``percentiles`` (low, high)
+    of the whole volume to 0 and 255 (:func:`helpers.readers.percentile_window`).
     Returns the frames metadata (also saved as ``frames.json``). When
     ``out_dir`` already holds frames made with the same settings, nothing is
     rewritten.
     """
+    from helpers.readers import intensity_to_uint8
+
+    modality = modality.lower()
+    if modality not in ("ct", "mr"):
+        raise ValueError(f"write_frames: unknown modality {modality!r}; expected 'ct' or 'mr'")
     out_dir = Path(out_dir)
     z0, z1 = slab_range(scan.masks)
     meta = {
         "scan_id": scan.scan_id,
         "slices": list(range(z0, z1 + 1)),
         "shape": list(scan.ct.shape),
-        "window_level": level,
-        "window_width": width,
+        "window_level": level if modality == "ct" else None,
+        "window_width": width if modality == "ct" else None,
         "jpeg_quality": quality,
         "orientation": "canonical RAS+; image row 0 = anterior, column 0 = patient's right",
     }
+    if modality == "mr":  # CT metadata stays as before, so existing CT frames are reused
+        meta.update({"modality": "mr", "mr_percentiles": [float(q) for q in percentiles]})
     existing = out_dir / FRAMES_META
     if existing.is_file() and json.loads(existing.read_text()) == meta:
         return meta
-    img8 = window_to_uint8(scan.ct.data, level, width)
+    img8 = intensity_to_uint8(scan.ct.data, modality, level=level, width=width, percentiles=percentiles)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:
@@ -133,8 +149,12 @@ def preprocess_all(
     quality: int,
     levels: Mapping[str, float],
     progress: bool = True,
+    modality: str = "ct",
+    percentiles: Sequence[float] = (0.5, 99.5),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frames and geometry for every scan with an included organ.
+
+    ``modality``/``percentiles`` are passed to :func:`write_frames`.
 
     A scan that fails (unreadable file, mask off the CT grid) is recorded in
     the second returned table (scan_id, error) and skipped; the others go on.
@@ -148,7 +168,10 @@ def preprocess_all(
     for scan_id, group in tqdm(included.groupby("scan_id", sort=True), desc="preprocess", disable=not progress):
         try:
             scan = load_scan(root, scan_id, list(group["organ"]))
-            write_frames(scan, layout.frames_dir(scan_id), level=level, width=width, quality=quality)
+            write_frames(
+                scan, layout.frames_dir(scan_id), level=level, width=width, quality=quality,
+                modality=modality, percentiles=percentiles,
+            )
         except (VolumeError, ValueError, OSError) as exc:
             errors.append({"scan_id": scan_id, "error": f"{type(exc).__name__}: {exc}"})
             continue

@@ -53,7 +53,10 @@ class Volume:
 
 
 def load_volume(path: str | Path, *, dtype: type | None = None) -> Volume:
-    """Load a 3D NIfTI file and reorient it to closest canonical RAS+.
+    """Load a 3D NIfTI file (or a DICOM series folder) and reorient it to closest canonical RAS+.
+
+    A folder is read as one DICOM series by
+    :func:`helpers.readers.read_dicom_series` (same orientation rules).
 
     A 4D file whose fourth axis has length 1 is squeezed; any other
     dimensionality, an unreadable file (missing, not NIfTI, not gzip,
@@ -62,6 +65,11 @@ def load_volume(path: str | Path, *, dtype: type | None = None) -> Volume:
     reading before the gzip checksum at the end.)
     """
     path = Path(path)
+    if path.is_dir():  # a DICOM series folder
+        from helpers.readers import read_dicom_series  # here: readers imports this module
+
+        vol = read_dicom_series(path)
+        return vol if dtype is None else Volume(vol.data.astype(dtype, copy=False), vol.affine, vol.original_ornt, path)
     if not path.is_file():
         raise VolumeError(f"{path}: file not found")
     try:
