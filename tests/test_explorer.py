@@ -11,6 +11,7 @@ import pytest
 from helpers import explorer as explorer_mod
 from helpers.explorer import Explorer, build_explorer_ui, open_explorer
 from helpers.geometry import percentile_slice
+from helpers.grid import frames_to_volume
 from helpers.params import load_params
 from helpers.prompts import prompt_rng, sample_prompts
 from helpers.readers import percentile_window
@@ -378,7 +379,7 @@ def test_frames_to_volume_inverts_slice_to_image():
     vol = rng.random((6, 5, 4)) > 0.5
     slices = [1, 2, 3]
     frames = np.stack([slice_to_image(vol[:, :, z]) for z in slices])
-    back = explorer_mod._frames_to_volume(frames, slices, vol.shape)
+    back = frames_to_volume(frames, slices, vol.shape).astype(bool)
     np.testing.assert_array_equal(back[:, :, 1:4], vol[:, :, 1:4])
     assert not back[:, :, 0].any()
     np.testing.assert_array_equal(image_to_slice(frames[0]), vol[:, :, 1])

@@ -29,6 +29,7 @@ shows :data:`helpers.reporting.RANDOM_WEIGHTS_STAMP`.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import tempfile
@@ -42,14 +43,15 @@ import ipywidgets as widgets
 import numpy as np
 
 from helpers.geometry import percentile_slice
+from helpers.grid import case_prompts, frames_to_volume
 from helpers.metrics import dice
 from helpers.params import StudyParams
 from helpers.preprocess import ScanData, slab_range, write_frames
-from helpers.prompts import Prompts, prompt_rng, sample_prompts
+from helpers.prompts import Prompts
 from helpers.readers import TOTAL_MR_LABEL_IDS, intensity_to_uint8
 from helpers.sample import V2_LABEL_IDS
 from helpers.reporting import MODEL_LABELS_STAMP, RANDOM_WEIGHTS_STAMP
-from helpers.volumes import Volume, check_same_grid, image_to_slice, load_volume, slice_to_image
+from helpers.volumes import Volume, check_same_grid, load_volume, slice_to_image
 
 #: Label maps the explorer can split into organ masks: name -> study organ -> label id.
 LABEL_MAPS: dict[str, dict[str, int]] = {
@@ -70,13 +72,6 @@ class ExploreResult:
     seconds: float
     slab: tuple[int, int]  #: first and last slice of the frames
     frames_tracked: int  #: frames SAM 2 returned a mask for (both directions)
-
-
-def _frames_to_volume(masks: np.ndarray, slices: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-    vol = np.zeros(tuple(shape), dtype=bool)
-    for frame, z in enumerate(slices):
-        vol[:, :, z] = image_to_slice(masks[frame])
-    return vol
 
 
 class Explorer:
@@ -331,15 +326,7 @@ class Explorer:
         if negatives is not None:
             self.negatives = bool(negatives)
         z = self.start_slice()
-        p = self.params
-        prompts = sample_prompts(
-            slice_to_image(self.mask[:, :, z]),
-            n_positive=p.n_positive,
-            n_negative=p.n_negative,
-            min_distance=p.negative_min_distance,
-            max_distance=p.negative_max_distance,
-            rng=prompt_rng(self.seed, self.scan.scan_id, self.organ, self.approach),
-        )
+        prompts = case_prompts(dataclasses.replace(self.params, seed=self.seed), self.scan, self.organ, self.approach, z)
         if not self.negatives:
             prompts = prompts.positives_only()
         self.points = [(float(x), float(y)) for x, y in prompts.points]
@@ -422,7 +409,7 @@ class Explorer:
         t0 = time.perf_counter()
         masks = video.segment(slices.index(self.prompt_slice), prompts, self.params.max_frames_per_direction)
         seconds = time.perf_counter() - t0
-        pred = _frames_to_volume(masks, slices, self.volume.shape)
+        pred = frames_to_volume(masks, slices, self.volume.shape).astype(bool)
         n = self.params.max_frames_per_direction
         start = slices.index(self.prompt_slice)
         tracked = len(slices) if n is None else (min(start + n, len(slices) - 1) - max(start - n, 0) + 1)
@@ -540,14 +527,10 @@ def render_3d_png(explorer: Explorer, *, size: tuple[float, float] = (5.0, 3.2),
     FigureCanvasAgg(fig)
     spacing = explorer.volume.spacing
     step = 1 if gt.sum() < 150_000 else 2
-    render = getattr(figures, "render_3d", None)
-    bounds = _bounds_mm([m for _, m, _ in masks], spacing)
+    bounds = figures.mask_bounds_mm([m for _, m, _ in masks], spacing)
     for i, (title, m, color) in enumerate(masks):
         ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-        if render is not None:
-            render(ax, m, spacing, color, 0.9, bounds=bounds, step_size=step)
-        else:  # pragma: no cover - older helpers.figures without render_3d
-            _simple_render(ax, m, spacing, color)
+        figures.render_3d(ax, m, spacing, color, 0.9, bounds=bounds, step_size=step)
         ax.set_title(title, fontsize=9)
     if pred is None:
         ax = fig.add_subplot(1, 2, 2)
@@ -557,30 +540,6 @@ def render_3d_png(explorer: Explorer, *, size: tuple[float, float] = (5.0, 3.2),
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def _bounds_mm(masks: Sequence[np.ndarray], spacing) -> tuple[tuple[float, float], ...] | None:
-    """Box (mm, voxel edges) around the union of ``masks``; None when all are empty."""
-    union = np.zeros(masks[0].shape, dtype=bool)
-    for m in masks:
-        union |= np.asarray(m, dtype=bool)
-    if not union.any():
-        return None
-    sp = np.asarray(spacing, dtype=float)
-    idx = np.nonzero(union)
-    return tuple((float((i.min() - 0.5) * sp[k]), float((i.max() + 0.5) * sp[k])) for k, i in enumerate(idx))
-
-
-def _simple_render(ax, mask, spacing, color) -> None:  # pragma: no cover - fallback only
-    from skimage.measure import marching_cubes
-
-    ax.set_axis_off()
-    if not mask.any():
-        ax.text2D(0.5, 0.5, "empty", transform=ax.transAxes, ha="center")
-        return
-    verts, faces, _, _ = marching_cubes(np.pad(mask, 1).astype(np.float32), 0.5, spacing=tuple(spacing))
-    ax.plot_trisurf(verts[:, 0], verts[:, 1], faces, verts[:, 2], color=color, linewidth=0)
-    ax.view_init(elev=10, azim=90)
 
 
 def _figure_png(fig, dpi: int = 90) -> bytes:

@@ -111,7 +111,7 @@ def _dice_text(dice: float | None) -> str:
     return "Dice n/a" if dice is None or pd.isna(dice) else f"Dice {float(dice):.3f}"
 
 
-def _mask_bounds_mm(masks: Sequence[np.ndarray], spacing) -> tuple[tuple[float, float], ...] | None:
+def mask_bounds_mm(masks: Sequence[np.ndarray], spacing) -> tuple[tuple[float, float], ...] | None:
     """Bounding box (mm, voxel centres) of the union of ``masks``; None when all are empty."""
     lo, hi = None, None
     for m in masks:
@@ -177,7 +177,7 @@ def render_3d(
         antialiased=False,
     )
     if bounds is None:
-        bounds = _mask_bounds_mm([mask], sp)
+        bounds = mask_bounds_mm([mask], sp)
     (x0, x1), (y0, y1), (z0, z1) = bounds  # type: ignore[misc]
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -204,7 +204,7 @@ def best_cases_3d(cases: Sequence[Mapping], title: str, *, step_size: int = 1) -
     for col, case in enumerate(cases):
         gt = np.asarray(case["gt"], dtype=bool)
         pred = np.asarray(case["pred"], dtype=bool)
-        bounds = _mask_bounds_mm([gt, pred], case["spacing"])
+        bounds = mask_bounds_mm([gt, pred], case["spacing"])
         for row, (mask, color) in enumerate(((gt, RENDER_GT_COLOR), (pred, RENDER_PRED_COLOR))):
             ax = fig.add_subplot(2, n, row * n + col + 1, projection="3d")
             render_3d(ax, mask, case["spacing"], color, 0.9, bounds=bounds, step_size=step_size)
@@ -300,7 +300,7 @@ def case_figure(panels: Sequence[Mapping], renders: Sequence[Mapping], title: st
     if n_bottom:
         w = ncols // n_bottom
         spacing = renders[0]["spacing"]
-        bounds = _mask_bounds_mm([r["mask"] for r in renders], spacing)
+        bounds = mask_bounds_mm([r["mask"] for r in renders], spacing)
         for i, r in enumerate(renders):
             ax = fig.add_subplot(gs[row, i * w : (i + 1) * w], projection="3d")
             render_3d(ax, r["mask"], r["spacing"], r.get("color", RENDER_PRED_COLOR), r.get("alpha", 0.9),

@@ -23,7 +23,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -120,9 +120,9 @@ def case_prompts(params: StudyParams, scan: ScanData, organ: str, approach: str,
     )
 
 
-def _frames_to_volume(masks: np.ndarray, slices: list[int], shape: tuple[int, int, int]) -> np.ndarray:
-    """Frame masks ``(frames, rows, cols)`` back onto the canonical CT grid."""
-    vol = np.zeros(shape, dtype=np.uint8)
+def frames_to_volume(masks: np.ndarray, slices: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Frame masks ``(frames, rows, cols)`` back onto the canonical CT grid (uint8)."""
+    vol = np.zeros(tuple(shape), dtype=np.uint8)
     for frame, z in enumerate(slices):
         vol[:, :, z] = image_to_slice(masks[frame])
     return vol
@@ -185,7 +185,7 @@ def run_scan(
             runner = video if video is not None else ScanVideo(predictor, frames_dir, reuse_features=False)
             masks = runner.segment(slices.index(z), prompts, params.max_frames_per_direction)
             seconds = time.perf_counter() - t0
-            pred = _frames_to_volume(masks, slices, scan.ct.shape)
+            pred = frames_to_volume(masks, slices, scan.ct.shape)
             stem = run_key(organ, approach, negatives)
             pred_path = layout.predictions_dir / scan_id / f"{stem}.nii.gz"
             img = to_original(scan.ct, pred)
