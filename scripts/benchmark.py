@@ -146,8 +146,14 @@ def run_both(p, predictor, runs) -> dict[str, dict]:
                 mem.stop()
                 st["encoder_s"] += predictor.encoder_seconds - enc0
                 st["encoder_calls"] += predictor.encoder_calls - calls0
+    m = p.max_frames_per_direction or len(slices)
+    tracked = sum(
+        (min(s + m, len(slices) - 1) - s) + (s - max(s - m, 0))
+        for s in (slices.index(z) for z in runs["start_slice"])
+    )
     for name, st in stats.items():
         st["tracking_s"] = st["wall_s"] - st["encoder_s"]
+        st["tracked_frames"] = tracked
         st["peak_mib"] = mem.mib(name)
         st["store_mib"] = video.store.nbytes() / 2**20 if name == "reuse" and video is not None else 0.0
     return stats
@@ -180,6 +186,10 @@ def main() -> None:
         print(f"{name:<16}{r['wall_s']:>10.1f}{r['encoder_s']:>11.1f}{r['encoder_calls']:>10d}"
               f"{r['tracking_s']:>12.1f}{r['peak_mib']:>10.0f}{r['store_mib']:>10.0f}")
     print(f"speed-up (naive / reuse wall): {naive['wall_s'] / reuse['wall_s']:.2f}x")
+    for name, r in (("naive (official)", naive), ("feature reuse", reuse)):
+        print(f"{name}: encoder {r['encoder_s'] / max(r['encoder_calls'], 1):.3f} s/call, "
+              f"everything else {r['tracking_s'] / max(r['tracked_frames'], 1):.3f} s per tracked frame "
+              f"({r['tracked_frames']} frames tracked)")
     print(f"masks bitwise identical: {identical} ({len(naive['masks'])} runs)")
 
 
