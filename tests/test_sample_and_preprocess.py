@@ -262,3 +262,39 @@ def test_load_scan_missing_mask_raises(sample_root, tmp_path):
     mask_path(root, SAMPLE_SCAN_ID, "spleen").unlink()
     with pytest.raises(VolumeError, match="spleen.nii.gz"):
         load_scan(root, SAMPLE_SCAN_ID, ORGANS)
+
+
+def test_build_sample_downloads_from_the_pinned_address_when_no_mirror(tmp_path, monkeypatch):
+    """The download path, against a local HTTP server on 127.0.0.1 serving the upstream files."""
+    import functools
+    import http.server
+    import threading
+
+    import helpers.sample as sample_mod
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for name in UPSTREAM_FILES:
+        shutil.copyfile(MIRROR / name, served / name)
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(served))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(sample_mod, "UPSTREAM_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+        root = sample_mod.build_sample(tmp_path / "sample", tmp_path / "no-such-mirror", progress=False)
+        assert (root / "meta.csv").is_file()
+        assert sorted(p.lstrip("/") for p in requests if p.endswith(".nii.gz")) == sorted(UPSTREAM_FILES)
+        # a server with a different file is refused by its checksum, and nothing is built
+        (served / "example_ct.nii.gz").write_bytes(b"not the pinned file")
+        with pytest.raises(ChecksumError, match="example_ct.nii.gz"):
+            sample_mod.build_sample(tmp_path / "sample2", None, progress=False)
+        assert not (tmp_path / "sample2").exists()
+    finally:
+        server.shutdown()
