@@ -130,8 +130,7 @@ def _failed_scan_rows(scan_runs: pd.DataFrame, params: StudyParams, exc: BaseExc
             continue
         except (OSError, ValueError):
             pass
-        error = f"{type(exc).__name__}: {exc}"
-        rows.append({**run, "status": "failed", "error": error, "model": params.model, "traceback": tb})
+        rows.append(grid.failed_row(run, params.model, exc, tb))
     return rows
 
 

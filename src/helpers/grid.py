@@ -128,8 +128,9 @@ def frames_to_volume(masks: np.ndarray, slices: Sequence[int], shape: Sequence[i
     return vol
 
 
-def _failed_row(run: dict, info: ModelInfo, exc: BaseException) -> dict:
-    return {**run, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "model": info.model}
+def failed_row(run: dict, model: str, exc: BaseException, tb: str = "") -> dict:
+    """The result row of a run that failed: the run's keys, the error, the traceback."""
+    return {**run, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "model": model, "traceback": tb}
 
 
 def run_scan(
@@ -167,7 +168,8 @@ def run_scan(
         meta = read_frames_meta(frames_dir)
         video = ScanVideo(predictor, frames_dir, reuse_features=True) if reuse else None
     except Exception as exc:  # noqa: BLE001 - a broken scan is recorded, the grid goes on
-        return rows + [_failed_row(r, info, exc) for r in pending]
+        tb = traceback.format_exc(limit=5)
+        return rows + [failed_row(r, info.model, exc, tb) for r in pending]
     slices: list[int] = meta["slices"]
     prompts_cache: dict[tuple[str, str], Prompts] = {}
     for run in tqdm(pending, desc=f"runs {scan_id}", leave=False, disable=not progress):
@@ -219,9 +221,7 @@ def run_scan(
         except Exception as exc:  # noqa: BLE001 - recorded per run; the grid goes on
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
-            row = _failed_row(run, info, exc)
-            row["traceback"] = traceback.format_exc(limit=5)
-            rows.append(row)
+            rows.append(failed_row(run, info.model, exc, traceback.format_exc(limit=5)))
     return rows
 
 
