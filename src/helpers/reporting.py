@@ -66,6 +66,23 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
     return out
 
 
+def checkpoint_digest(params: StudyParams) -> str:
+    """The sha256 of the run's checkpoint, known without loading the model.
+
+    Official checkpoints: the pinned registry hash (downloads are checked
+    against it); a local file: its hash; random weights: n/a.
+    """
+    from helpers.download import sha256sum
+    from helpers.models import MODELS
+
+    if params.random_weights:
+        return "n/a (random weights)"
+    if params.checkpoint == "official":
+        return MODELS[params.model].sha256
+    path = Path(params.checkpoint)
+    return sha256sum(path) if path.is_file() else f"n/a ({path} not found)"
+
+
 def provenance(params: StudyParams, *, device: str | None = None, checkpoint_sha256: str | None = None) -> dict:
     """Everything needed to say where a report came from."""
     return {
@@ -74,7 +91,7 @@ def provenance(params: StudyParams, *, device: str | None = None, checkpoint_sha
         "model": params.model,
         "checkpoint": params.checkpoint,
         "weights": "random (seeded; not results)" if params.random_weights else "pretrained",
-        "checkpoint_sha256": checkpoint_sha256 or ("n/a (random weights)" if params.random_weights else "not loaded"),
+        "checkpoint_sha256": checkpoint_sha256 or checkpoint_digest(params),
         "image_size": params.image_size,
         "device": device or params.device,
         "git_commit": git_commit(Path(__file__).parent),
