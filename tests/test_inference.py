@@ -111,6 +111,26 @@ def test_grid_runs_resumes_and_records_failures(smoke_run, tiny_model, monkeypat
     assert all(f.stat().st_mtime_ns == t for f, t in mtimes.items())
 
 
+def test_finished_runs_made_with_other_settings_are_redone(smoke_run, tiny_model, monkeypatch):
+    import dataclasses
+
+    p, geom = smoke_run
+    predictor, info = tiny_model
+    p2 = p
+    runs = grid.plan_runs(geom[geom["organ"] == "kidney_left"], ("caudal",), ())
+    first = grid.run_grid(p2, runs, predictor, info, progress=False)
+    calls = []
+    original = ScanVideo.segment
+    monkeypatch.setattr(ScanVideo, "segment", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    grid.run_grid(p2, runs, predictor, info, progress=False)
+    assert calls == []  # same settings: reused
+    changed = dataclasses.replace(p2, seed=p2.seed + 1)  # other prompts
+    again = grid.run_grid(changed, runs, predictor, info, progress=False)
+    assert len(calls) == len(runs)
+    assert again["fingerprint"].iloc[0] != first["fingerprint"].iloc[0]
+    assert json.loads(again["prompts"].iloc[0]) != json.loads(first["prompts"].iloc[0])
+
+
 def test_a_scan_that_cannot_be_read_is_recorded_and_the_grid_goes_on(smoke_run, tiny_model, tmp_path):
     p, geom = smoke_run
     predictor, info = tiny_model
@@ -118,4 +138,4 @@ def test_a_scan_that_cannot_be_read_is_recorded_and_the_grid_goes_on(smoke_run, 
     ghost = runs.assign(scan_id="s9999")
     rows = grid.run_scan("s9999", ghost, p, predictor, info, progress=False)
     assert len(rows) == len(runs) and all(r["status"] == "failed" for r in rows)
-    assert "s9999" in rows[0]["error"] and "not found" in rows[0]["error"]
+    assert "s9999" in rows[0]["error"] and "run the preprocessing notebook (02)" in rows[0]["error"]

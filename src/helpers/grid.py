@@ -7,7 +7,8 @@ atomically into ``outputs/<run>/predictions/<scan>/``:
   own grid and affine (uint8);
 * ``<organ>__<approach>__<neg|noneg>.json``: its result row (prompts, seed,
   model, checkpoint sha256, seconds, ...), written last: a run whose JSON
-  exists is finished and is never recomputed.
+  exists with the same settings (:func:`run_fingerprint`) is finished and is
+  never recomputed; one made with other settings is redone.
 
 A run or a whole scan that fails (unreadable file, out of memory, ...) is
 recorded with its error (``status = "failed"``, not saved as finished, so a
@@ -120,6 +121,30 @@ def case_prompts(params: StudyParams, scan: ScanData, organ: str, approach: str,
     )
 
 
+def run_fingerprint(params: StudyParams, info: ModelInfo, frames_meta: dict) -> str:
+    """Hash of everything that shapes a run's mask besides its (organ, approach, negatives, start slice).
+
+    A finished run is reused only when its fingerprint matches: changing the
+    model, weights, input size, seed, prompt settings, frame limit or frames
+    makes the grid recompute it. Feature reuse and the device are left out
+    (reuse is exact; a device change is the user's call).
+    """
+    import hashlib
+
+    key = {
+        "model": info.model,
+        "checkpoint_sha256": info.checkpoint_sha256,
+        "image_size": info.image_size,
+        "seed": params.seed,
+        "n_positive": params.n_positive,
+        "n_negative": params.n_negative,
+        "negative_distance": [params.negative_min_distance, params.negative_max_distance],
+        "max_frames_per_direction": params.max_frames_per_direction,
+        "frames": frames_meta,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def frames_to_volume(masks: np.ndarray, slices: Sequence[int], shape: Sequence[int]) -> np.ndarray:
     """Frame masks ``(frames, rows, cols)`` back onto the canonical CT grid (uint8)."""
     vol = np.zeros(tuple(shape), dtype=np.uint8)
@@ -152,20 +177,26 @@ def run_scan(
     layout = params.layout
     reuse = params.reuse_features if reuse_features is None else reuse_features
     runs = runs[runs["scan_id"] == scan_id]
+    frames_dir = layout.frames_dir(scan_id)
+    try:
+        meta = read_frames_meta(frames_dir)
+    except Exception as exc:  # noqa: BLE001 - a broken scan is recorded, the grid goes on
+        tb = traceback.format_exc(limit=5)
+        return [failed_row(r, info.model, exc, tb) for r in runs.to_dict("records")]
+    fingerprint = run_fingerprint(params, info, meta)
     rows: list[dict] = []
     pending = []
     for run in runs.to_dict("records"):
         done = result_path(layout, scan_id, run["organ"], run["approach"], run["negatives"])
-        if done.is_file():
-            rows.append(json.loads(done.read_text()))
-        else:
+        row = json.loads(done.read_text()) if done.is_file() else None
+        if row is not None and row.get("fingerprint") == fingerprint and row.get("start_slice") == run["start_slice"]:
+            rows.append(row)
+        else:  # not done yet, or done with other settings: (re)compute
             pending.append(run)
     if not pending:
         return rows
     try:
         scan = load_scan(params.dataset_root, scan_id, sorted({r["organ"] for r in pending}))
-        frames_dir = layout.frames_dir(scan_id)
-        meta = read_frames_meta(frames_dir)
         video = ScanVideo(predictor, frames_dir, reuse_features=True) if reuse else None
     except Exception as exc:  # noqa: BLE001 - a broken scan is recorded, the grid goes on
         tb = traceback.format_exc(limit=5)
@@ -206,6 +237,7 @@ def run_scan(
                 "weights": "random" if info.random_weights else "pretrained",
                 "max_frames_per_direction": params.max_frames_per_direction,
                 "reuse_features": reuse,
+                "fingerprint": fingerprint,
                 "pred_voxels": int(pred.sum()),
                 "pred_path": str(pred_path.relative_to(layout.run_dir)),
                 "seconds": round(seconds, 3),
