@@ -23,7 +23,8 @@ from helpers.dataset import image_path, mask_path
 from helpers.grid import result_path
 from helpers.layout import RunLayout
 from helpers.metrics import dice
-from helpers.volumes import check_same_grid, load_volume, slice_to_image, window_to_uint8
+from helpers.readers import intensity_to_uint8
+from helpers.volumes import check_same_grid, load_volume, slice_to_image
 
 __all__ = [
     "best_case_per_organ",
@@ -64,10 +65,16 @@ def load_case(
     organ: str,
     approach: str,
     negatives: bool,
-    window_level: float,
-    window_width: float,
+    window_level: float | None,
+    window_width: float | None,
+    *,
+    modality: str = "ct",
+    percentiles: tuple[float, float] = (0.5, 99.5),
 ) -> dict:
     """Everything the case figures need about one finished run.
+
+    The image is made 8-bit as the frames were (:func:`helpers.readers.intensity_to_uint8`:
+    the CT window, or the MR percentile window).
 
     Reads the run's result JSON (``layout.predictions_dir/<scan>/<organ>__
     <approach>__<neg|noneg>.json``), its predicted mask (``pred_path``,
@@ -106,7 +113,9 @@ def load_case(
     z = int(result["start_slice"])
     if not 0 <= z < ct.shape[2]:
         raise ValueError(f"start slice {z} is outside the volume ({ct.shape[2]} slices) of {ct.path}")
-    windowed = window_to_uint8(np.asarray(ct.data), window_level, window_width)
+    windowed = intensity_to_uint8(
+        np.asarray(ct.data), modality, level=window_level, width=window_width, percentiles=percentiles
+    )
     points, labels = _prompts(result.get("prompts", {}))
     return {
         "scan_id": scan_id,
@@ -184,7 +193,8 @@ def figure4_cases(
     best = best_case_per_organ(metrics, list(params.organs), approach=approach, exclude=exclude)
     return [
         load_case(layout, params.dataset_root, b.scan_id, b.organ, approach, True,
-                  params.window_level, params.window_width)
+                  params.window_level, params.window_width, modality=params.modality,
+                  percentiles=params.mr_percentiles)
         for b in best.itertuples()
     ]
 
@@ -195,7 +205,8 @@ def figure5_inputs(
     """Start-slice panels and 3D renders of one case and several approaches,
     ready for :func:`helpers.figures.case_figure`."""
     loaded = [
-        load_case(layout, params.dataset_root, scan_id, organ, a, True, params.window_level, params.window_width)
+        load_case(layout, params.dataset_root, scan_id, organ, a, True, params.window_level, params.window_width,
+                  modality=params.modality, percentiles=params.mr_percentiles)
         for a in approaches
     ]
     panels = [

@@ -17,6 +17,7 @@ later call retries it) and the grid goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -280,3 +281,23 @@ def write_results(rows: list[dict], layout: RunLayout) -> pd.DataFrame:
         results = results.sort_values(["scan_id", "organ", "approach", "negatives"], ignore_index=True)
     _atomic_write(layout.results, lambda tmp: results.to_csv(tmp, index=False))
     return results
+
+
+def params_of_results(params: StudyParams, results: pd.DataFrame) -> StudyParams:
+    """``params`` with the model, weights and input size that produced ``results``.
+
+    Notebooks 04-05 describe and stamp what notebook 03 actually ran (which a
+    papermill override may have changed), not what the parameter file says.
+    Raises ``ValueError`` when the finished rows disagree among themselves.
+    """
+    done = results[results["status"] == "ok"]
+    if done.empty:
+        return params
+    for col in ("model", "weights", "image_size", "checkpoint"):
+        if done[col].nunique() > 1:
+            raise ValueError(f"results.csv mixes {col} values {sorted(map(str, done[col].unique()))}")
+    row = done.iloc[0]
+    checkpoint = params.checkpoint if params.checkpoint == "official" else str(row["checkpoint"])
+    if row["weights"] == "random":
+        checkpoint = "random"
+    return dataclasses.replace(params, model=str(row["model"]), image_size=int(row["image_size"]), checkpoint=checkpoint)

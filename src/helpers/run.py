@@ -3,6 +3,7 @@
 Usage::
 
     python -m helpers.run params/smoke.yaml            # notebooks 01..05
+    python -m helpers.run params/smoke.yaml --only 06  # the explorer, headless
     python -m helpers.run params/sample.yaml --only 01 02
 
 Each notebook is executed by papermill with ``params_file`` injected and
@@ -23,30 +24,36 @@ from typing import Sequence
 from helpers.params import StudyParams, load_params
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+#: The study proper; later numbers (06, the explorer) run only when asked for with --only.
+STUDY = ("01", "02", "03", "04", "05")
 
 
 def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: Sequence[str] | None = None) -> list[Path]:
-    """The numbered study notebooks (``NN_*.ipynb``) in order, optionally filtered by number."""
+    """The numbered notebooks (``NN_*.ipynb``) in order: the study (:data:`STUDY`)
+    by default, or those numbered in ``only``."""
     nbs = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = {o.zfill(2) for o in only}
-        unknown = wanted - {p.name[:2] for p in nbs}
-        if unknown:
-            raise ValueError(f"no notebook numbered {sorted(unknown)} in {notebooks_dir}")
-        nbs = [p for p in nbs if p.name[:2] in wanted]
-    return nbs
+    wanted = {o.zfill(2) for o in only} if only else set(STUDY)
+    unknown = wanted - {p.name[:2] for p in nbs}
+    if unknown:
+        raise ValueError(f"no notebook numbered {sorted(unknown)} in {notebooks_dir}")
+    return [p for p in nbs if p.name[:2] in wanted]
 
 
 def preflight(params: StudyParams) -> None:
     """Fail early, with a clear message, when the model weights cannot be had."""
+    from helpers.download import ChecksumError
     from helpers.models import MODELS, resolve_checkpoint
 
     try:
         resolve_checkpoint(params.model, params.checkpoint, params.cache_dir)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"The checkpoint file given in the parameters does not exist: {exc}") from exc
+    except ChecksumError as exc:
+        raise SystemExit(f"The downloaded SAM 2 checkpoint is not the pinned file, refused: {exc}") from exc
     except OSError as exc:
-        source = MODELS[params.model].url if params.checkpoint == "official" else params.checkpoint
         raise SystemExit(
-            f"Cannot get the SAM 2 checkpoint of model {params.model!r} from {source}: {exc}\n"
+            f"Cannot download the SAM 2 checkpoint of model {params.model!r} from "
+            f"{MODELS[params.model].url}: {exc}\n"
             "Without internet access, run the smoke configuration instead: `make smoke` or "
             "`python -m helpers.run params/smoke.yaml` (random weights: a pipeline check, not results)."
         ) from exc
