@@ -36,6 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from helpers.files import write_csv
 from helpers.volumes import VolumeError, check_same_grid, load_volume
 
 META_COLUMNS = ("image_id", "age", "gender", "institute", "study_type")
@@ -237,10 +238,10 @@ def select(
 def save_selection(sel: Selection, layout) -> None:
     """Write the selection's tables where later notebooks read them (:class:`~helpers.layout.RunLayout`)."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    sel.scans.to_csv(layout.scans, index=False)
-    sel.manifest.to_csv(layout.manifest, index=False)
-    sel.flow.to_csv(layout.flow, index=False)
-    demographics(sel.scans).to_csv(layout.demographics, index=False)
+    write_csv(sel.scans, layout.scans)
+    write_csv(sel.manifest, layout.manifest)
+    write_csv(sel.flow, layout.flow)
+    write_csv(demographics(sel.scans), layout.demographics)
 
 
 def read_manifest(layout) -> pd.DataFrame:

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -34,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers.download import sha256sum
+from helpers.files import atomic_write, write_csv
 from helpers.inference import ModelInfo, ScanVideo, StudyVideoPredictor, build_predictor, select_device
 from helpers.layout import RunLayout
 from helpers.models import MODELS, resolve_checkpoint
@@ -69,18 +68,6 @@ def plan_runs(geometry: pd.DataFrame, approaches: Iterable[str], ablation_approa
                     }
                 )
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def result_path(layout: RunLayout, scan_id: str, organ: str, approach: str, negatives: bool) -> Path:
@@ -224,7 +211,7 @@ def run_scan(
             pred_path = layout.predictions_dir / scan_id / f"{stem}.nii.gz"
             img = to_original(scan.ct, pred)
             img.set_data_dtype(np.uint8)
-            _atomic_write(pred_path, lambda tmp: nib.save(img, str(tmp)))  # tmp keeps .nii.gz
+            atomic_write(pred_path, lambda tmp: nib.save(img, str(tmp)))  # tmp keeps .nii.gz
             row = {
                 **run,
                 "negatives": negatives,
@@ -246,7 +233,7 @@ def run_scan(
                 "status": "ok",
                 "error": "",
             }
-            _atomic_write(
+            atomic_write(
                 result_path(layout, scan_id, organ, approach, negatives),
                 lambda tmp: tmp.write_text(json.dumps(row, indent=1)),
             )
@@ -279,7 +266,7 @@ def write_results(rows: list[dict], layout: RunLayout) -> pd.DataFrame:
     results = pd.DataFrame(rows)
     if len(results):
         results = results.sort_values(["scan_id", "organ", "approach", "negatives"], ignore_index=True)
-    _atomic_write(layout.results, lambda tmp: results.to_csv(tmp, index=False))
+    write_csv(results, layout.results)
     return results
 
 
