@@ -14,6 +14,7 @@ from helpers.stats import (
     format_mean_sd,
     spearman,
     summary,
+    surface_summary,
     table2,
     table3,
     table4,
@@ -363,3 +364,20 @@ def test_format_mean_sd():
     assert format_mean_sd(0.5, 0.26, digits=1) == "0.5 ± 0.3"
     assert format_mean_sd(float("nan"), float("nan")) == "n/a"
     assert format_mean_sd(0.7, float("nan")) == "0.700 ± n/a"
+
+
+def test_surface_summary_counts_the_cases_hd95_cannot_cover():
+    df = pd.DataFrame(
+        {
+            "organ": ["liver"] * 3,
+            "approach": ["caudal"] * 3,
+            "negatives": [True] * 3,
+            "nsd": [0.8, 0.6, 0.0],
+            "hd95_mm": [2.0, 4.0, np.nan],  # the third prediction is empty
+            "pred_voxels": [10, 12, 0],
+        }
+    )
+    row = surface_summary(df, ["liver"], ["caudal"]).iloc[0]
+    assert row["n"] == 3 and row["n_hd95"] == 2 and row["n_empty_pred"] == 1
+    assert row["hd95_mean_mm"] == 3.0
+    assert np.isclose(row["nsd_mean"], 1.4 / 3)

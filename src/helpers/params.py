@@ -94,14 +94,21 @@ class StudyParams:
     # -- metrics and statistics (notebook 04) ----------------------------
     nsd_tolerance_mm: float = 2.0
     alpha: float = 0.05
-    n_comparisons: int = 3
+    #: Paired cases a Wilcoxon test needs, cases a Spearman correlation needs.
     min_pairs: int = 5
+    min_spearman_n: int = 3
     n_boot: int = 2000
 
     @property
     def approaches(self) -> tuple[str, ...]:
         """Approach names, caudal to cranial."""
         return tuple(self.levels)
+
+    @property
+    def n_comparisons(self) -> int:
+        """Pairs of approaches compared (3 for caudal/mid/cranial): the Bonferroni divisor."""
+        n = len(self.levels)
+        return n * (n - 1) // 2
 
     @property
     def run_dir(self) -> Path:

@@ -36,6 +36,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from helpers.params import LEVELS, StudyParams
+
+#: The study's defaults (one source of truth: :class:`helpers.params.StudyParams`).
+_D = StudyParams()
+
 __all__ = [
     "ALL_ORGANS",
     "APPROACHES",
@@ -43,6 +48,7 @@ __all__ = [
     "mean_sd_grid",
     "spearman",
     "summary",
+    "surface_summary",
     "table2",
     "table3",
     "table4",
@@ -50,7 +56,7 @@ __all__ = [
 ]
 
 #: Default order of the starting-slice approaches (the paper's order).
-APPROACHES: tuple[str, ...] = ("caudal", "mid", "cranial")
+APPROACHES: tuple[str, ...] = tuple(LEVELS)
 
 #: ``organ`` label of the Table 3 rows pooled over all organs.
 ALL_ORGANS = "all_organs"
@@ -78,9 +84,9 @@ def _significant(p: float, threshold: float) -> bool | pd.api.typing.NAType:
 def summary(
     values: Sequence[float] | np.ndarray | pd.Series,
     *,
-    n_boot: int = 2000,
+    n_boot: int = _D.n_boot,
     ci: float = 0.95,
-    seed: int = 0,
+    seed: int = _D.seed,
 ) -> dict[str, float | int | str]:
     """Descriptive statistics of one sample, with a bootstrap CI of the mean.
 
@@ -149,7 +155,7 @@ def summary(
 
 
 def wilcoxon_paired(
-    a: pd.Series, b: pd.Series, *, min_pairs: int = 5
+    a: pd.Series, b: pd.Series, *, min_pairs: int = _D.min_pairs
 ) -> tuple[float, float, int, str]:
     """Two-sided Wilcoxon signed-rank test of paired samples.
 
@@ -211,7 +217,7 @@ def spearman(
     x: Sequence[float] | np.ndarray | pd.Series,
     y: Sequence[float] | np.ndarray | pd.Series,
     *,
-    min_n: int = 3,
+    min_n: int = _D.min_spearman_n,
 ) -> tuple[float, float, int, str]:
     """Spearman rank correlation with ``scipy.stats.spearmanr``.
 
@@ -294,11 +300,11 @@ def table2(
     approaches: Sequence[str] = APPROACHES,
     *,
     negatives: bool = True,
-    alpha: float = 0.05,
-    n_comparisons: int = 3,
-    min_pairs: int = 5,
-    n_boot: int = 2000,
-    seed: int = 0,
+    alpha: float = _D.alpha,
+    n_comparisons: int = _D.n_comparisons,
+    min_pairs: int = _D.min_pairs,
+    n_boot: int = _D.n_boot,
+    seed: int = _D.seed,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 2: Dice per organ and approach, and Wilcoxon tests between approaches.
 
@@ -386,7 +392,7 @@ def table3(
     approaches: Sequence[str] = APPROACHES,
     *,
     negatives: bool = True,
-    min_n: int = 3,
+    min_n: int = _D.min_spearman_n,
 ) -> pd.DataFrame:
     """Table 3: Spearman correlation of organ volume (gt_voxels) with Dice.
 
@@ -442,13 +448,13 @@ def table3(
 def table4(
     df: pd.DataFrame,
     organs: Sequence[str],
-    approach: str = "caudal",
+    approach: str = _D.ablation_approaches[0],
     *,
-    alpha: float = 0.05,
-    n_comparisons: int = 3,
-    min_pairs: int = 5,
-    n_boot: int = 2000,
-    seed: int = 0,
+    alpha: float = _D.alpha,
+    n_comparisons: int = _D.n_comparisons,
+    min_pairs: int = _D.min_pairs,
+    n_boot: int = _D.n_boot,
+    seed: int = _D.seed,
 ) -> pd.DataFrame:
     """Table 4: Dice without negative prompts, compared with the run with them.
 
@@ -552,3 +558,33 @@ def mean_sd_grid(desc: pd.DataFrame, columns: str = "approach", digits: int = 3)
     text = desc.assign(value=[format_mean_sd(m, s, digits) for m, s in zip(desc["mean"], desc["sd"])])
     grid = text.pivot(index="organ", columns=columns, values="value")
     return grid.reindex(index=desc["organ"].unique(), columns=desc[columns].unique()).reset_index()
+
+
+def surface_summary(df: pd.DataFrame, organs: Sequence[str], approaches: Sequence[str], *, negatives: bool = True) -> pd.DataFrame:
+    """NSD and HD95 (mm) per organ x approach: mean, SD, and the cases behind each.
+
+    HD95 is undefined for an empty prediction, so its mean covers fewer cases
+    than the NSD's (an empty prediction scores NSD 0): ``n_hd95`` and
+    ``n_empty_pred`` say how many, so that a mean over the surviving cases is
+    not mistaken for one over all.
+    """
+    rows = []
+    sel = df[df["negatives"] == negatives]
+    for organ in organs:
+        for approach in approaches:
+            sub = sel[(sel["organ"] == organ) & (sel["approach"] == approach)]
+            hd = sub["hd95_mm"].astype(float).dropna()
+            rows.append(
+                {
+                    "organ": organ,
+                    "approach": approach,
+                    "n": int(sub["nsd"].notna().sum()),
+                    "nsd_mean": sub["nsd"].mean(),
+                    "nsd_sd": sub["nsd"].std(ddof=1),
+                    "n_hd95": len(hd),
+                    "hd95_mean_mm": hd.mean(),
+                    "hd95_sd_mm": hd.std(ddof=1),
+                    "n_empty_pred": int((sub["pred_voxels"] == 0).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
