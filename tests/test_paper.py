@@ -228,3 +228,21 @@ def test_compare_with_paper_rejects_duplicates_and_missing_columns():
         compare_with_paper(pd.concat([t2, t2.iloc[:1]], ignore_index=True))
     with pytest.raises(ValueError, match="lacks columns"):
         compare_with_paper(t2.drop(columns="sd"))
+
+
+def test_side_by_side_keeps_this_runs_order_and_appends_paper_only_rows():
+    from helpers.paper import compare_tables
+
+    t1 = pd.DataFrame({"organ": ["spleen", "liver"], "mean_voxels": [1.0, 2.0], "sd_voxels": [np.nan, np.nan],
+                       "min_voxels": [1, 2], "max_voxels": [1, 2], "n": [1, 1]})
+    wil = pd.DataFrame({"organ": ["liver"], "comparison": ["caudal_vs_mid"], "p_value": [np.nan]})
+    spe = pd.DataFrame({"organ": ["liver"], "approach": ["caudal"], "rs": [0.5], "p_value": [0.2]})
+    out = compare_tables(t1, wil, spe)
+    vol = out["comparison_volumes"]
+    assert list(vol["organ"][:2]) == ["spleen", "liver"] and len(vol) == 8
+    assert vol.loc[1, "paper_mean_voxels"] == 465008.6 and np.isnan(vol.loc[0, "sd_voxels"])
+    w = out["comparison_wilcoxon"]
+    assert w.loc[0, "paper_p_value_reported"] == "<0.01" and np.isnan(w.loc[0, "paper_p_value"])
+    assert len(w) == 24
+    s = out["comparison_spearman"]
+    assert s.loc[0, "rs"] == 0.5 and s.loc[0, "paper_rs"] == 0.328 and len(s) == 27

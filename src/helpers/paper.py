@@ -205,3 +205,30 @@ def _run_part(df: pd.DataFrame, *, negatives: bool) -> pd.DataFrame:
     part["sd"] = pd.to_numeric(part["sd"], errors="coerce").astype(float)
     part["negatives"] = negatives
     return part
+
+
+def side_by_side(this: pd.DataFrame, published: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """This run's ``values`` next to the paper's (``paper_<value>``), matched on ``keys``.
+
+    Rows keep this run's order; rows only the paper has follow. The paper's
+    printed text (``p_value_reported``, e.g. ``"<0.01"`` where it gave no
+    number) comes along when present. Nothing is filled in: a value missing
+    on either side stays NaN.
+    """
+    extra = [c for c in ("p_value_reported",) if c in published.columns]
+    theirs = published[keys + values + extra].rename(columns={v: f"paper_{v}" for v in values + extra})
+    ours = this[keys + values].merge(theirs, on=keys, how="left")
+    paper_only = theirs.merge(this[keys], on=keys, how="left", indicator=True)
+    paper_only = paper_only[paper_only["_merge"] == "left_only"].drop(columns="_merge")
+    return pd.concat([ours, paper_only], ignore_index=True)
+
+
+def compare_tables(table1: pd.DataFrame, wilcoxon: pd.DataFrame, spearman: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Tables 1, 2 (Wilcoxon p) and 3 of this run next to the paper's."""
+    return {
+        "comparison_volumes": side_by_side(
+            table1, paper_volumes(), ["organ"], ["mean_voxels", "sd_voxels", "min_voxels", "max_voxels", "n"]
+        ),
+        "comparison_wilcoxon": side_by_side(wilcoxon, paper_wilcoxon(), ["organ", "comparison"], ["p_value"]),
+        "comparison_spearman": side_by_side(spearman, paper_spearman(), ["organ", "approach"], ["rs", "p_value"]),
+    }
