@@ -303,7 +303,7 @@ def test_select_scan_statuses(selection):
     assert st["b02"] == "not abdomen"
     assert st["b03"] == "selected"
     assert st["b04"] == "unreadable CT"
-    assert st["c01"] == "selected" and st["c02"] == "selected"
+    assert st["c01"] == "no evaluated organ" and st["c02"] == "selected"
     a_status = sorted(st[f"a{k:02d}"] for k in range(4))
     assert a_status == ["not sampled", "not sampled", "selected", "selected"]
     err = selection.scans.set_index("image_id")["ct_error"]
@@ -363,6 +363,7 @@ def test_select_flow_table(selection):
         (f"masks excluded (<= {MIN_VOXELS} voxels)", 2),
         ("masks unreadable", 2),
         ("organ masks evaluated", 9),  # 6 (A) + 1 (b03) + 2 (c02)
+        ("scans evaluated (at least one organ)", 4),  # c01 has no mask left
     ]
     assert [tuple(r) for r in flow.itertuples(index=False)] == expected
     counts = flow["count"].tolist()
@@ -376,22 +377,23 @@ def test_select_no_scan_sampled(tmp_path):
     sel = select(root, ORGANS, max_cases_per_institution=2, min_mask_voxels=100, seed=0, progress=False)
     assert sel.scans["status"].tolist() == ["not abdomen"]
     assert len(sel.manifest) == 0
-    assert sel.flow["count"].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert sel.flow["count"].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 
 
 def test_demographics(selection):
     demo = demographics(selection.scans)
     d = {(r.variable, r.level): r.value for r in demo.itertuples(index=False)}
-    # Selected: two A scans (60, M), b03 (40, F), c01 (50, f), c02 (age and sex unknown).
-    assert d[("scans", "n")] == 5
-    assert d[("age", "n known")] == 4
-    ages = np.array([60, 60, 40, 50], float)
+    # Evaluated: two A scans (60, M), b03 (40, F), c02 (age and sex unknown); c01 has no
+    # organ left after exclusion, so it is not described.
+    assert d[("scans", "n")] == 4
+    assert d[("age", "n known")] == 3
+    ages = np.array([60, 60, 40], float)
     assert d[("age", "mean")] == pytest.approx(round(ages.mean(), 1))
     assert d[("age", "sd")] == pytest.approx(round(ages.std(ddof=1), 1))
     assert d[("sex", "male")] == 2
-    assert d[("sex", "female")] == 2
+    assert d[("sex", "female")] == 1
     assert d[("sex", "unknown")] == 1
     assert d[("institute", "A")] == 2
     assert d[("institute", "B")] == 1
-    assert d[("institute", "C")] == 2
+    assert d[("institute", "C")] == 1
     assert ("institute", "D") not in d

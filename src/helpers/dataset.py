@@ -19,7 +19,9 @@ Selection, in order (each step's count goes into the flow table):
 4. sampled: at most ``max_cases_per_institution`` scans per institute, drawn
    with the run's seed (all of them when fewer);
 5. readable: the CT can be read; a scan whose CT cannot be read is recorded
-   with the reason and skipped, the run goes on.
+   with the reason and skipped, the run goes on;
+6. evaluated: at least one of its organ masks is included (the scans the
+   demographics describe).
 
 Then per sampled scan x organ: a mask is *present* (non-empty), *empty*,
 *missing* (no file), *unreadable*, or *too_small* (non-empty with
@@ -226,9 +228,10 @@ def select(
     manifest = pd.DataFrame(
         rows, columns=["scan_id", "institute", "organ", "status", "n_voxels", "z_min", "z_max", "included", "reason"]
     )
+    evaluated = scans["image_id"].isin(manifest.loc[manifest["included"], "scan_id"])
     scans["status"] = np.select(
-        [~scans["abdomen"], scans["angiography"], ~scans["sampled"], scans["ct_error"] != ""],
-        ["not abdomen", "angiography", "not sampled", "unreadable CT"],
+        [~scans["abdomen"], scans["angiography"], ~scans["sampled"], scans["ct_error"] != "", ~evaluated],
+        ["not abdomen", "angiography", "not sampled", "unreadable CT", "no evaluated organ"],
         default="selected",
     )
     flow = flow_table(scans, manifest, min_mask_voxels)
@@ -261,17 +264,19 @@ def flow_table(scans: pd.DataFrame, manifest: pd.DataFrame, min_mask_voxels: int
         ("covering the abdomen", int(abdomen.sum())),
         ("not CT angiography", int(not_angio.sum())),
         ("sampled (max per institution)", int(scans["sampled"].sum())),
-        ("CT readable", int((scans["status"] == "selected").sum())),
+        ("CT readable", int(scans["status"].isin(["selected", "no evaluated organ"]).sum())),
         ("organ masks found (non-empty)", int(found.sum())),
         (f"masks excluded (<= {min_mask_voxels} voxels)", int((manifest["status"] == "too_small").sum())),
         ("masks unreadable", int((manifest["status"] == "unreadable").sum())),
         ("organ masks evaluated", int(manifest["included"].sum())),
+        ("scans evaluated (at least one organ)", int((scans["status"] == "selected").sum())),
     ]
     return pd.DataFrame(steps, columns=["step", "count"])
 
 
 def demographics(scans: pd.DataFrame) -> pd.DataFrame:
-    """Age mean ± SD, sex counts and cases per institution of the selected scans."""
+    """Age mean ± SD, sex counts and cases per institution of the evaluated scans
+    (status ``selected``: at least one organ mask evaluated)."""
     sel = scans[scans["status"] == "selected"]
     age = sel["age"].dropna()
     rows = [
