@@ -31,14 +31,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from helpers.download import sha256sum
 from helpers.files import atomic_write, write_csv
 from helpers.inference import ModelInfo, ScanVideo, StudyVideoPredictor, build_predictor, select_device
 from helpers.layout import RunLayout
-from helpers.models import MODELS, resolve_checkpoint
+from helpers.models import resolve_checkpoint
 from helpers.params import StudyParams
 from helpers.preprocess import ScanData, load_scan, read_frames_meta
 from helpers.prompts import Prompts, prompt_rng, sample_prompts
+from helpers.reporting import checkpoint_digest
 from helpers.volumes import image_to_slice, slice_to_image, to_original
 
 RUN_COLUMNS = ["scan_id", "organ", "approach", "negatives", "start_slice"]
@@ -77,19 +77,13 @@ def result_path(layout: RunLayout, scan_id: str, organ: str, approach: str, nega
 def load_model(params: StudyParams) -> tuple[StudyVideoPredictor, ModelInfo]:
     """Resolve the checkpoint (download if needed) and build the predictor."""
     path = resolve_checkpoint(params.model, params.checkpoint, params.cache_dir)
-    if path is None:
-        sha = "random"
-    elif params.checkpoint == "official":
-        sha = MODELS[params.model].sha256
-    else:
-        sha = sha256sum(path)
     return build_predictor(
         params.model,
         path,
         image_size=params.image_size,
         device=select_device(params.device),
         seed=params.seed,
-        checkpoint_sha256=sha,
+        checkpoint_sha256="random" if path is None else checkpoint_digest(params),
     )
 
 

@@ -144,12 +144,12 @@ def save_table(
     warn = stamps(params, model_labels)
     full_caption = caption + "".join(f" [{s}]" for s in warn)
     paths = {ext: tables_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")}
-    def write_csv(tmp: Path) -> None:
+    def write_stamped_csv(tmp: Path) -> None:
         with tmp.open("w") as fh:
             fh.writelines(f"# {s}\n" for s in warn)
             df.to_csv(fh, index=False)
 
-    atomic_write(paths["csv"], write_csv)  # notebook 05 reads these
+    atomic_write(paths["csv"], write_stamped_csv)  # notebook 05 reads these
     shown = df.astype(object).where(df.notna(), None)  # NaN / <NA> print as "n/a"
     md = shown.to_markdown(index=False, floatfmt=".4g", missingval="n/a")
     paths["md"].write_text(f"**{full_caption}**\n\n{md}\n")
